@@ -1,0 +1,62 @@
+# Plumbline: every gate CI runs is `make test`; `.ci/run` calls exactly that.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS_STAMP := $(VENV)/.installed-$(shell sha256sum tools/requirements.txt | cut -c1-12)
+# Kubernetes versions the rendered manifests are validated against.
+K8S_VERSIONS := 1.30.0 1.31.0 1.32.0 1.33.0 1.34.0 1.35.0 1.36.0 1.37.0
+
+.PHONY: test fmt fmt-check lint unit generate generate-check validate tools bench clean-tools
+
+## test: every CI gate (formatting, lints, generated files, tests, manifest validation)
+test: tools fmt-check lint generate-check unit validate
+	@echo "make test: all gates passed"
+
+## tools: install the real clients the tests use (Python venv with pinned packages)
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): tools/requirements.txt
+	@echo ">> installing test tools into $(VENV)"
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	@echo ">> cargo fmt --check"
+	$(CARGO) fmt --all --check
+
+lint:
+	@echo ">> cargo clippy"
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	@echo ">> cargo test"
+	PLUMBLINE_VENV=$(abspath $(VENV)) $(CARGO) test --workspace
+
+## generate: rewrite every generated file (CRDs)
+generate:
+	$(CARGO) run --quiet -p plumbline -- crds --out-dir crds
+
+## generate-check: fail when a generated file is out of date
+generate-check: generate
+	@if ! git diff --quiet --exit-code -- crds; then \
+		git --no-pager diff --stat -- crds; \
+		echo "error: generated files are out of date; run 'make generate' and commit the result"; \
+		exit 1; \
+	fi
+
+## validate: check generated manifests with kubernetes-validate in strict mode
+validate: tools
+	@echo ">> kubernetes-validate --strict"
+	for v in $(K8S_VERSIONS); do \
+		$(VENV)/bin/kubernetes-validate --strict --quiet -k $$v crds/*.yaml; \
+	done
+
+clean-tools:
+	rm -rf $(VENV)
