@@ -39,24 +39,27 @@ unit:
 	@echo ">> cargo test"
 	PLUMBLINE_VENV=$(abspath $(VENV)) $(CARGO) test --workspace
 
-## generate: rewrite every generated file (CRDs)
-generate:
+## generate: rewrite every generated file (CRDs, the chart's CRD copies, deploy/plumbline.yaml)
+generate: tools
 	$(CARGO) run --quiet -p plumbline -- crds --out-dir crds
+	$(PY) tools/chart.py render
 
 ## generate-check: fail when a generated file is out of date
 generate-check: generate
-	@if ! git diff --quiet --exit-code -- crds; then \
-		git --no-pager diff --stat -- crds; \
+	@if [ -n "$$(git status --porcelain -- crds charts/plumbline/crds deploy/plumbline.yaml)" ]; then \
+		git status --short -- crds charts/plumbline/crds deploy/plumbline.yaml; \
 		echo "error: generated files are out of date; run 'make generate' and commit the result"; \
 		exit 1; \
 	fi
 
-## validate: check generated manifests with kubernetes-validate in strict mode
+## validate: check the CRDs and the chart with real Helm and kubernetes-validate (strict)
 validate: tools
-	@echo ">> kubernetes-validate --strict"
+	@echo ">> kubernetes-validate --strict crds/"
 	for v in $(K8S_VERSIONS); do \
 		$(VENV)/bin/kubernetes-validate --strict --quiet -k $$v crds/*.yaml; \
 	done
+	@echo ">> helm lint / render / validate"
+	$(PY) tools/chart.py check
 
 clean-tools:
 	rm -rf $(VENV)
