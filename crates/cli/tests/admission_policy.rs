@@ -2,6 +2,9 @@
 //! baseline. Its CEL is evaluated here, as rendered in `deploy/plumbline.yaml`,
 //! against the requests a real API server would admit or refuse.
 
+// Test helpers read fixed, committed manifests: a missing field is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use serde_json::{Value, json};
 
 const AGENT: &str = "system:serviceaccount:plumbline-system:plumbline-agent";
