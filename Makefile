@@ -14,8 +14,17 @@ K8S_VERSIONS := 1.30.0 1.31.0 1.32.0 1.33.0 1.34.0 1.35.0 1.36.0 1.37.0
 test: tools fmt-check lint generate-check unit validate
 	@echo "make test: all gates passed"
 
-## tools: install the real clients the tests use (Python venv with pinned packages)
-tools: $(TOOLS_STAMP)
+## tools: install the real clients the tests use (Python venv with pinned packages, promtool)
+tools: $(TOOLS_STAMP) promtool
+
+.PHONY: promtool
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+		echo ">> installing promtool (Debian package prometheus)"; \
+		if [ "$$(id -u)" != 0 ]; then echo "error: promtool is missing; run: sudo apt-get install prometheus"; exit 1; fi; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	}
 
 $(TOOLS_STAMP): tools/requirements.txt
 	@echo ">> installing test tools into $(VENV)"

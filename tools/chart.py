@@ -13,6 +13,7 @@ Exit status is non-zero on the first problem, with the file and the reason.
 from __future__ import annotations
 
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -190,6 +191,31 @@ def cmd_check() -> None:
             continue
         fail(f"values.schema.json accepted invalid values {bad}")
     print("values.schema.json: rejects misspelt keys, wrong types, bad durations and enums")
+
+    check_alerts()
+
+
+def check_alerts() -> None:
+    """promtool check rules + promtool test rules on the rendered alerts."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        fail("promtool not found; run 'make tools' (it installs Debian's prometheus package)")
+    chart = helm.Chart.load(CHART)
+    out = chart.render({"metrics": {"prometheusRule": {"enabled": True}}}, name=RELEASE, namespace=NAMESPACE)
+    manifest = out["plumbline/templates/prometheusrule.yaml"]
+    # The PrometheusRule's spec is a plain Prometheus rule file.
+    spec = manifest.split("\nspec:\n", 1)[1]
+    rules = "\n".join(line[2:] if line.startswith("  ") else line for line in spec.splitlines()) + "\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        rules_file = pathlib.Path(tmp) / "rules.yaml"
+        rules_file.write_text(rules)
+        test_file = pathlib.Path(tmp) / "alerts_test.yaml"
+        test_file.write_text((ROOT / "tests" / "alerts" / "alerts_test.yaml").read_text())
+        for args in (["check", "rules", str(rules_file)], ["test", "rules", str(test_file)]):
+            result = subprocess.run([promtool, *args], capture_output=True, text=True)
+            if result.returncode != 0:
+                fail(f"promtool {' '.join(args[:2])} failed:\n{result.stdout}{result.stderr}")
+    print("promtool check rules + test rules: alerts valid and fire as tests/alerts/alerts_test.yaml expects")
 
 
 def main() -> None:
