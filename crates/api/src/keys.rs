@@ -36,8 +36,8 @@ pub mod labels {
     /// CUDA ceiling as an integer `100*major + minor` (`1300`, `1208`), so a
     /// nodeAffinity `Gt` can say "at least CUDA 12.6" (`Gt 1205`).
     pub const CUDA_CEILING_CODE: &str = "plumbline.dev/cuda.ceiling.code";
-    /// GPU architecture of the node's GPUs (lower case, e.g. `hopper`);
-    /// `mixed` when they differ.
+    /// GPU architecture of the node's GPUs: lower case with spaces as
+    /// dashes (`hopper`, `ada-lovelace`); `mixed` when they differ.
     pub const GPU_ARCHITECTURE: &str = "plumbline.dev/gpu.architecture";
     /// NVIDIA Container Toolkit version, e.g. `1.17.8`.
     pub const CONTAINER_TOOLKIT_VERSION: &str = "plumbline.dev/container-toolkit.version";
@@ -107,6 +107,10 @@ pub mod conditions {
 
     /// Baseline condition: the agent probed the host successfully.
     pub const PROBED: &str = "Probed";
+
+    /// Policy condition: a `uniformity` key has no single majority value
+    /// (two or more values tie), so no node is judged on it.
+    pub const UNIFORMITY_TIE: &str = "UniformityTie";
 }
 
 /// Machine-readable reasons for conditions and Events.
@@ -130,6 +134,14 @@ pub mod reasons {
     pub const PROBE_ERRORS: &str = "ProbeErrors";
     pub const ALL_PROBES_OK: &str = "AllProbesOk";
     pub const RELEASED: &str = "Released";
+    /// Disruptive actions wait for `gracePeriod`.
+    pub const GRACE_PERIOD: &str = "GracePeriod";
+    /// An admin uncordoned a node Plumbline had cordoned.
+    pub const UNCORDON_RESPECTED: &str = "UncordonRespected";
+    /// A uniformity key has tied values.
+    pub const TIED_MAJORITY: &str = "TiedMajority";
+    /// Every uniformity key has a single majority value.
+    pub const CLEAR_MAJORITY: &str = "ClearMajority";
 }
 
 /// Stable ids of policy findings. A finding's rule id never changes meaning;

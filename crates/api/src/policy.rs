@@ -389,19 +389,19 @@ fn default_stale_after() -> String {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "!(self.onDrift.exists(a, a == 'Taint' || a == 'Cordon')) || has(self.maxUnavailable)",
-        "message": "onDrift with Taint or Cordon needs maxUnavailable, so that drift can never take down the whole fleet",
+        "rule": "!(self.onDrift.exists(a, a == 'Cordon' || (a == 'Taint' && self.taintEffect != 'PreferNoSchedule'))) || has(self.maxUnavailable)",
+        "message": "onDrift with Cordon, or Taint with a NoSchedule or NoExecute effect, needs maxUnavailable, so that drift can never take down the whole fleet",
         "fieldPath": ".maxUnavailable",
         "reason": "FieldValueRequired"
     },
     {
-        "rule": "!(self.onUnknown.exists(a, a == 'Taint' || a == 'Cordon')) || has(self.maxUnavailable)",
-        "message": "onUnknown with Taint or Cordon needs maxUnavailable, so that silent agents can never take down the whole fleet",
+        "rule": "!(self.onUnknown.exists(a, a == 'Cordon' || (a == 'Taint' && self.taintEffect != 'PreferNoSchedule'))) || has(self.maxUnavailable)",
+        "message": "onUnknown with Cordon, or Taint with a NoSchedule or NoExecute effect, needs maxUnavailable, so that silent agents can never take down the whole fleet",
         "fieldPath": ".maxUnavailable",
         "reason": "FieldValueRequired"
     },
     {
-        "rule": "!has(self.maxUnavailable) || (type(self.maxUnavailable) == int ? self.maxUnavailable >= 0 : self.maxUnavailable.matches('^(100|[1-9]?[0-9])%$'))",
+        "rule": "!has(self.maxUnavailable) || string(self.maxUnavailable).matches('^([0-9]+|(100|[1-9]?[0-9])%)$')",
         "message": "maxUnavailable must be a non-negative integer or a percentage from 0% to 100%",
         "fieldPath": ".maxUnavailable"
     }
@@ -431,7 +431,10 @@ pub struct Actions {
     pub grace_period: Option<String>,
     /// Most selected nodes that may be unavailable (unschedulable or carrying
     /// a disruptive Plumbline taint) at once: a count or a percentage.
-    /// Required with `Taint` or `Cordon`.
+    /// Required with `Cordon`, and with `Taint` unless the effect is
+    /// `PreferNoSchedule`. A string must be a percentage (`"10%"`); the
+    /// schema accepts a bare number in a string and the controller then
+    /// refuses the policy, saying why in its `Valid` condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<IntOrString>,
 }

@@ -5,6 +5,7 @@
 // Test helpers read fixed, committed manifests: a missing field is a test failure.
 #![allow(clippy::unwrap_used)]
 
+use kube_cel::cel;
 use serde_json::{Value, json};
 
 const AGENT: &str = "system:serviceaccount:plumbline-system:plumbline-agent";
