@@ -70,5 +70,9 @@ validate: tools
 	@echo ">> helm lint / render / validate"
 	$(PY) tools/chart.py check
 
+## bench: every benchmark (figures and commands are recorded in docs/benchmarks.md)
+bench:
+	$(CARGO) bench --workspace
+
 clean-tools:
 	rm -rf $(VENV)

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod check;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "plumbline",
@@ -21,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Probe this host (or a host tree under --host-root) and print its GPU stack.
+    Check(check::CheckArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD.
     Crds {
         /// Write `<name>.yaml` files into this directory instead of printing.
@@ -42,6 +46,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
+        Command::Check(args) => return check::run(&args),
         Command::Crds { out_dir } => crds(out_dir)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
