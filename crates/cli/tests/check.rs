@@ -29,9 +29,11 @@ fn check(args: &[&str]) -> std::process::Output {
         .expect("plumbline runs")
 }
 
-/// Verdict of each fixture host under the built-in default policy: exit
-/// code, state and the rules that fail, in rule order.
-const DEFAULT_POLICY_VERDICTS: &[(&str, i32, &str, &[&str])] = &[
+/// Fixture host, exit code, verdict state, rules that fail (in rule order).
+type ExpectedVerdict = (&'static str, i32, &'static str, &'static [&'static str]);
+
+/// Verdict of each fixture host under the built-in default policy.
+const DEFAULT_POLICY_VERDICTS: &[ExpectedVerdict] = &[
     ("a100-pcie-535-docker", 0, "Compliant", &[]),
     (
         "broken-host",
