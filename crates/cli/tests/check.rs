@@ -274,42 +274,57 @@ fn host(name: &str) -> String {
 
 #[test]
 fn a_policy_file_judges_the_host() {
-    // (description, policy, host, exit code, state, a rule that must fail)
-    let cases: &[(&str, &str, &str, i32, &str, Option<&str>)] = &[
-        (
-            "auto: a proprietary module on an Ampere A100 is what it may run",
-            "require-open-module.yaml",
-            "a100-pcie-535-docker",
-            0,
-            "Compliant",
-            None,
-        ),
-        (
-            "auto: the HGX H100 with the open module and Fabric Manager",
-            "require-open-module.yaml",
-            "hgx-h100-580-open",
-            0,
-            "Compliant",
-            None,
-        ),
-        (
-            "pinned to branch 580: the L4 on 550 drifts",
-            "pin-driver-branch.yaml",
-            "l4-debian-toolkit-newer-than-driver",
-            1,
-            "Drifting",
-            Some("driver.version"),
-        ),
-        (
-            "a CUDA 12.8 workload cannot run on a driver whose ceiling is 12.4",
-            "gate-cuda-12-8-workload.yaml",
-            "l40s-pending-reboot",
-            1,
-            "Drifting",
-            Some("cuda.workload"),
-        ),
+    struct PolicyCase {
+        what: &'static str,
+        policy: &'static str,
+        host: &'static str,
+        code: i32,
+        state: &'static str,
+        failing_rule: Option<&'static str>,
+    }
+    let cases = [
+        PolicyCase {
+            what: "auto: a proprietary module on an Ampere A100 is what it may run",
+            policy: "require-open-module.yaml",
+            host: "a100-pcie-535-docker",
+            code: 0,
+            state: "Compliant",
+            failing_rule: None,
+        },
+        PolicyCase {
+            what: "auto: the HGX H100 with the open module and Fabric Manager",
+            policy: "require-open-module.yaml",
+            host: "hgx-h100-580-open",
+            code: 0,
+            state: "Compliant",
+            failing_rule: None,
+        },
+        PolicyCase {
+            what: "pinned to branch 580: the L4 on 550 drifts",
+            policy: "pin-driver-branch.yaml",
+            host: "l4-debian-toolkit-newer-than-driver",
+            code: 1,
+            state: "Drifting",
+            failing_rule: Some("driver.version"),
+        },
+        PolicyCase {
+            what: "a CUDA 12.8 workload cannot run on a driver whose ceiling is 12.4",
+            policy: "gate-cuda-12-8-workload.yaml",
+            host: "l40s-pending-reboot",
+            code: 1,
+            state: "Drifting",
+            failing_rule: Some("cuda.workload"),
+        },
     ];
-    for (what, policy, host_name, code, state, rule) in cases {
+    for PolicyCase {
+        what,
+        policy,
+        host: host_name,
+        code,
+        state,
+        failing_rule,
+    } in cases
+    {
         let out = check(&[
             "--host-root",
             &host(host_name),
@@ -321,13 +336,13 @@ fn a_policy_file_judges_the_host() {
         ]);
         assert_eq!(
             out.status.code(),
-            Some(*code),
+            Some(code),
             "{what}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         let got: Value = serde_json::from_slice(&out.stdout).expect("JSON");
         assert_eq!(got["verdict"]["state"], json!(state), "{what}");
-        if let Some(rule) = rule {
+        if let Some(rule) = failing_rule {
             assert!(
                 rules_of(&got["verdict"]).contains(&rule.to_string()),
                 "{what}: {}",
