@@ -38,7 +38,46 @@ use kube::CustomResourceExt;
 
 /// Both CRDs, as the API server should receive them.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![NodeGpuBaseline::crd(), GpuFleetPolicy::crd()]
+    let mut crds = vec![NodeGpuBaseline::crd(), GpuFleetPolicy::crd()];
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            let status = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+                .and_then(|s| s.properties.as_mut())
+                .and_then(|p| p.get_mut("status"));
+            if let Some(status) = status {
+                strip_defaults(status);
+            }
+        }
+    }
+    crds
+}
+
+/// Status is written whole by the agent and the controller, never by
+/// people: schema defaults there would only make the API server invent
+/// values (`secureBoot: null` objects) that then conflict between
+/// client-side and server-side apply. serde's defaults stay in the types.
+fn strip_defaults(
+    schema: &mut k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
+) {
+    schema.default = None;
+    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        strip_defaults(child);
+    }
+    if let Some(
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray::Schema(items),
+    ) = schema.items.as_mut()
+    {
+        strip_defaults(items);
+    }
+    if let Some(
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrBool::Schema(extra),
+    ) = schema.additional_properties.as_mut()
+    {
+        strip_defaults(extra);
+    }
 }
 
 /// Error rendering the CRDs.

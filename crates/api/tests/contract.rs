@@ -379,3 +379,36 @@ fn crds_are_cluster_scoped_with_status_and_short_names() {
         ]
     );
 }
+
+#[test]
+fn status_schemas_carry_no_defaults() {
+    // `value` is a schema; under `properties` the keys are field names (a
+    // field may well be called `default`), and each value is a schema.
+    fn walk(schema: &serde_json::Value, path: &str) {
+        let Some(map) = schema.as_object() else {
+            return;
+        };
+        assert!(!map.contains_key("default"), "default at {path}");
+        if let Some(props) = map.get("properties").and_then(|p| p.as_object()) {
+            for (name, child) in props {
+                walk(child, &format!("{path}.{name}"));
+            }
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(child) = map.get(key) {
+                walk(child, &format!("{path}[{key}]"));
+            }
+        }
+    }
+    for crd in crds() {
+        let json = serde_json::to_value(&crd).unwrap();
+        let status =
+            &json["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+        assert!(
+            status.is_object(),
+            "{:?} has a status schema",
+            crd.metadata.name
+        );
+        walk(status, "status");
+    }
+}

@@ -9,6 +9,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod controller;
+mod runtime;
+mod sim;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,6 +28,10 @@ struct Cli {
 enum Command {
     /// Probe this host (or a host tree under --host-root) and print its GPU stack.
     Check(check::CheckArgs),
+    /// Run the fleet controller (a Deployment in the cluster).
+    Controller(controller::ControllerArgs),
+    /// Run the Kubernetes API server emulator.
+    Sim(sim::SimArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD.
     Crds {
         /// Write `<name>.yaml` files into this directory instead of printing.
@@ -47,6 +54,8 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Check(args) => return check::run(&args),
+        Command::Controller(args) => return controller::run(args),
+        Command::Sim(args) => return sim::run(args),
         Command::Crds { out_dir } => crds(out_dir)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
