@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod agent;
 mod check;
 mod controller;
 mod runtime;
@@ -28,6 +29,8 @@ struct Cli {
 enum Command {
     /// Probe this host (or a host tree under --host-root) and print its GPU stack.
     Check(check::CheckArgs),
+    /// Run the node agent (a DaemonSet on every GPU node).
+    Agent(agent::AgentArgs),
     /// Run the fleet controller (a Deployment in the cluster).
     Controller(controller::ControllerArgs),
     /// Run the Kubernetes API server emulator.
@@ -54,6 +57,7 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Check(args) => return check::run(&args),
+        Command::Agent(args) => return agent::run(args),
         Command::Controller(args) => return controller::run(args),
         Command::Sim(args) => return sim::run(args),
         Command::Crds { out_dir } => crds(out_dir)?,
