@@ -75,25 +75,16 @@ pub fn policy(args: &CheckArgs) -> anyhow::Result<GpuFleetPolicy> {
 
 /// Judges what was probed against the policy, as of now.
 pub fn judge(
-    args: &CheckArgs,
     policy: &GpuFleetPolicy,
     observed: &Observed,
     probes: &[ProbeResult],
-) -> anyhow::Result<Verdict> {
-    let compat = compat_data(args)?;
-    Ok(plumbline_policy::evaluate_host(
-        policy,
-        observed,
-        probes,
-        jiff::Timestamp::now(),
-        &compat,
-    ))
+    compat: &CompatDb,
+) -> Verdict {
+    plumbline_policy::evaluate_host(policy, observed, probes, jiff::Timestamp::now(), compat)
 }
 
 /// Probes the host the arguments name.
-pub fn probe(args: &CheckArgs) -> anyhow::Result<(Observed, Vec<ProbeResult>)> {
-    let compat = compat_data(args)?;
-    let compat: &CompatDb = &compat;
+pub fn probe(args: &CheckArgs, compat: &CompatDb) -> anyhow::Result<(Observed, Vec<ProbeResult>)> {
     let host = HostRoot::new(&args.host_root).with_context(|| {
         format!(
             "--host-root {} must be a directory holding the host's filesystem",
@@ -463,8 +454,10 @@ pub fn render_table(observed: &Observed, probes: &[ProbeResult], color: bool) ->
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     // Read the policy first: a bad file is a usage error before any probing.
     let policy = policy(args)?;
-    let (observed, probes) = probe(args)?;
-    let verdict = judge(args, &policy, &observed, &probes)?;
+    // Loaded once: the probes and the verdict must use the same data.
+    let compat = compat_data(args)?;
+    let (observed, probes) = probe(args, &compat)?;
+    let verdict = judge(&policy, &observed, &probes, &compat);
     let text = match args.output {
         Output::Json => render_json(&observed, &probes, &verdict)?,
         Output::Yaml => render_yaml(&observed, &probes, &verdict)?,
