@@ -414,7 +414,6 @@ impl PublishLoop {
             match self.publisher.sync(&snapshot).await {
                 Ok(wrote) => {
                     self.backoff.reset();
-                    self.ready.store(true, Ordering::Relaxed);
                     if failing {
                         tracing::info!("API reachable again");
                         failing = false;
@@ -431,6 +430,9 @@ impl PublishLoop {
                             .set(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0);
                         tracing::debug!(reason = reason.as_str(), hash = %snapshot.hash, "published");
                     }
+                    // Ready only once the publish is counted, so a scrape
+                    // that sees ready also sees the publish.
+                    self.ready.store(true, Ordering::Relaxed);
                     let wait = self.publisher.heartbeat_due_in().max(MIN_PUBLISH_WAIT);
                     tokio::select! {
                         changed = rx.changed() => {

@@ -559,7 +559,19 @@ async fn serves_metrics_health_and_readiness() {
     .await;
     assert_eq!(code, 200);
     published(&sim, NODE).await;
-    let (code, _) = http_get(addr, "/readyz").await;
+    // The store holds the baseline a moment before the agent has read the
+    // API's answer, so readiness follows shortly after, not at once.
+    let code = bounded(Duration::from_secs(5), async {
+        loop {
+            let (code, _) = http_get(addr, "/readyz").await;
+            if code == 200 {
+                break code;
+            }
+            assert_eq!(code, 503, "not ready yet is a 503");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
     assert_eq!(code, 200, "ready after the first publish");
     let (code, body) = http_get(addr, "/metrics").await;
     assert_eq!(code, 200);
