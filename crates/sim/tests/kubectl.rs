@@ -297,13 +297,31 @@ async fn exercise(bin: PathBuf) {
         .spawn()
         .expect("kubectl get -w");
     let mut stdout = child.stdout.take().expect("stdout");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = seen.clone();
     let reader = std::thread::spawn(move || {
         use std::io::Read;
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
     });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Change the Node only once kubectl's watch is open: kubectl starts
+    // slowly on a busy machine, and a change before the watch would show
+    // up as the initial list instead.
+    let opened = std::time::Instant::now();
+    while sim.metrics().watches_active("nodes") < 1 {
+        assert!(
+            opened.elapsed() < Duration::from_secs(30),
+            "kubectl get -w never opened a watch"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     sim.store()
         .merge_patch(
             "v1",
@@ -314,14 +332,22 @@ async fn exercise(bin: PathBuf) {
             false,
         )
         .expect("cordon via store");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let shows_change = |s: &str| {
+        s.lines()
+            .any(|l| l.starts_with("gpu-b") && l.contains("SchedulingDisabled"))
+    };
+    let changed = std::time::Instant::now();
+    while !seen.lock().map(|s| shows_change(&s)).unwrap_or(false)
+        && changed.elapsed() < Duration::from_secs(30)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let _ = child.kill();
     let _ = child.wait();
-    let watched = reader.join().expect("reader");
+    reader.join().expect("reader");
+    let watched = seen.lock().map(|s| s.clone()).unwrap_or_default();
     assert!(
-        watched
-            .lines()
-            .any(|l| l.starts_with("gpu-b") && l.contains("SchedulingDisabled")),
+        shows_change(&watched),
         "kubectl get -w did not show the change:\n{watched}"
     );
 
