@@ -11,7 +11,10 @@
 //!   heartbeats in an hour at the default interval);
 //! - what one more simulated agent costs inside one process (`plumbline sim`).
 //!
-//! `BENCH_QUICK=1` shortens every phase (for a smoke run).
+//! Each figure is printed and, with `PLUMBLINE_BENCH_OUT`, appended as a
+//! JSON line for `make bench`. Targets (issue 6): changes published within
+//! 2 s, peak memory under 20 MiB, only heartbeats when idle, SIGTERM to exit
+//! within a second. `BENCH_QUICK=1` shortens every phase (for a smoke run).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use plumbline_agent::{AgentConfig, SharedMetrics, StaticProbe};
 use plumbline_api::{Observed, ProbeResult, ProbeStatus};
+use plumbline_bench::stats::millis;
+use plumbline_bench::{Figure, Op, Recorder, Stat, Unit};
 use plumbline_sim::{Sim, SimConfig};
 use serde_json::{Value, json};
 
@@ -36,7 +41,7 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let quick = std::env::var("BENCH_QUICK").is_ok();
+    let quick = plumbline_bench::quick();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -183,50 +188,90 @@ async fn parent(quick: bool) {
 
     let ticks = clock_ticks_per_second();
     let cpu_secs = (cpu1.saturating_sub(cpu0)) as f64 / ticks;
-    println!(
-        "## Agent benchmark results{}",
-        if quick { " (quick)" } else { "" }
-    );
-    println!();
-    println!("| measure | value |");
-    println!("|---|---|");
-    println!(
-        "| change → published, watched file (inotify), n={} | p50 {} ms, p99 {} ms, max {} ms |",
-        file_lat.len(),
-        ms(pct(&file_lat, 0.50)),
-        ms(pct(&file_lat, 0.99)),
-        ms(pct(&file_lat, 1.0))
-    );
-    println!(
-        "| change → published, module version (1 s poll), n={} | p50 {} ms, p99 {} ms, max {} ms |",
-        kernel_lat.len(),
-        ms(pct(&kernel_lat, 0.50)),
-        ms(pct(&kernel_lat, 0.99)),
-        ms(pct(&kernel_lat, 1.0))
-    );
-    println!(
-        "| idle CPU over {:.0} s (own process) | {:.3} s CPU = {:.3} % of one core |",
-        wall.as_secs_f64(),
-        cpu_secs,
-        100.0 * cpu_secs / wall.as_secs_f64()
-    );
-    println!(
-        "| peak memory (VmHWM, own process) | {:.1} MiB |",
-        hwm as f64 / 1024.0
-    );
-    println!(
-        "| API requests when idle | {requests} in {:.0} s with a {} s heartbeat = {per_heartbeat:.2} per heartbeat → {per_hour_default:.0} per hour at the default 5 min |",
-        wall.as_secs_f64(),
-        heartbeat.as_secs()
-    );
-    println!(
-        "| shutdown (SIGTERM → exit) | {} ms |",
-        stop_took.as_millis()
-    );
-    println!(
-        "| in-process fleet ({fleet} simulated agents) | {per_agent_kib:.1} KiB RSS per agent; all published in {} ms |",
-        fleet_publish.as_millis()
-    );
+    let within_2s = |f: Figure| f.target(Stat::P99, Op::Lt, 2000.0, "published within 2 s (p99)");
+    let figures = [
+        within_2s(
+            Figure::samples(
+                "agent.publish.file",
+                "change → published, watched file (containerd drop-in, inotify)",
+                Unit::Millis,
+                &millis(&file_lat),
+            )
+            .expect("file samples"),
+        ),
+        within_2s(
+            Figure::samples(
+                "agent.publish.kernel",
+                "change → published, module version (1 s kernel poll)",
+                Unit::Millis,
+                &millis(&kernel_lat),
+            )
+            .expect("kernel samples"),
+        ),
+        Figure::single(
+            "agent.idle.cpu",
+            "idle CPU, share of one core (own process)",
+            Unit::Percent,
+            100.0 * cpu_secs / wall.as_secs_f64(),
+        )
+        .note(format!(
+            "{cpu_secs:.3} s of CPU over {:.0} s idle",
+            wall.as_secs_f64()
+        )),
+        Figure::single(
+            "agent.rss.peak",
+            "peak memory (VmHWM, own process)",
+            Unit::MiB,
+            hwm as f64 / 1024.0,
+        )
+        .target(Stat::Max, Op::Lt, 20.0, "under 20 MiB"),
+        Figure::single(
+            "agent.idle.requests_per_heartbeat",
+            "API requests per heartbeat when idle",
+            Unit::Count,
+            per_heartbeat,
+        )
+        .target(
+            Stat::Max,
+            Op::Le,
+            1.0,
+            "heartbeats only (at most 1 per heartbeat)",
+        )
+        .note(format!(
+            "requests counted: {requests} in {:.0} s with a {} s heartbeat",
+            wall.as_secs_f64(),
+            heartbeat.as_secs()
+        )),
+        Figure::single(
+            "agent.idle.requests_per_hour",
+            "API requests per hour when idle, default 5 min heartbeat",
+            Unit::PerHour,
+            per_hour_default,
+        ),
+        Figure::single(
+            "agent.shutdown",
+            "SIGTERM → process exit",
+            Unit::Millis,
+            stop_took.as_secs_f64() * 1e3,
+        )
+        .target(Stat::Max, Op::Lt, 1000.0, "within a second"),
+        Figure::single(
+            "agent.fleet.per_agent",
+            format!("in-process fleet of {fleet}: RSS per simulated agent"),
+            Unit::KiB,
+            per_agent_kib,
+        ),
+        Figure::single(
+            "agent.fleet.publish_all",
+            format!("in-process fleet of {fleet}: start → all published"),
+            Unit::Millis,
+            fleet_publish.as_secs_f64() * 1e3,
+        ),
+    ];
+    let mut rec = Recorder::from_env().expect("results file opens");
+    for f in figures {
+        rec.record(f).expect("figure recorded");
+    }
 }
 
 /// Kills the agent child if the benchmark fails half-way.
@@ -412,18 +457,4 @@ fn peak_rss_kib(pid: u32) -> u64 {
 
 fn rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmRSS:")
-}
-
-fn pct(samples: &[Duration], q: f64) -> Duration {
-    let mut s = samples.to_vec();
-    s.sort();
-    if s.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((s.len() as f64 * q).ceil() as usize).clamp(1, s.len()) - 1;
-    s[i]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0}", d.as_secs_f64() * 1000.0)
 }

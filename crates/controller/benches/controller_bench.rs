@@ -1,18 +1,26 @@
 //! `cargo bench -p plumbline-controller`: the controller against the
 //! emulator at 1k/5k/10k nodes.
 //!
-//! For each size: cold start to converged (every node labelled and
-//! conditioned, every verdict written, drifting nodes tainted), compared
-//! with the floor measured in the same run against the same emulator — a
-//! bare client sending the same number of minimal writes with the same
-//! concurrency; writes per node at cold start; writes in steady state over
-//! three resync periods; drift-to-taint latency p50/p99; and the
-//! controller's peak memory (VmHWM). The controller runs in a child process
-//! (this binary, re-executed) so that its memory is not mixed with the
-//! emulator's. `PLUMBLINE_BENCH_SIZES=1000,5000` picks sizes.
+//! For each size, a few rounds, each on a fresh emulator: cold start to
+//! converged (every node labelled and conditioned, every verdict written,
+//! drifting nodes tainted), compared with the floor measured in the same
+//! round against the same emulator — a bare client sending the same number
+//! of minimal writes with the same concurrency; writes per node at cold
+//! start; and the controller's peak memory (VmHWM). The first round also
+//! counts writes in steady state over three resync periods and measures
+//! drift-to-taint latency. The controller runs in a child process (this
+//! binary, re-executed) so that its memory is not mixed with the
+//! emulator's.
+//!
+//! Each figure is printed and, with `PLUMBLINE_BENCH_OUT`, appended as a
+//! JSON line for `make bench`. `PLUMBLINE_BENCH_SIZES=1000,5000` picks
+//! sizes, `PLUMBLINE_BENCH_ROUNDS` the rounds per size (default 3);
+//! `BENCH_QUICK=1` is one round at 1,000 nodes with 10 drift samples.
 #![allow(clippy::print_stdout, clippy::expect_used)]
 
 use plumbline_api::keys;
+use plumbline_bench::stats::millis;
+use plumbline_bench::{Figure, Op, Recorder, Stat, Unit};
 use plumbline_sim::{Committed, Sim, SimConfig};
 use serde_json::{Value, json};
 use std::process::Stdio;
@@ -36,18 +44,127 @@ fn main() {
         rt.block_on(child());
         return;
     }
+    // `cargo test` runs bench targets without `--bench`: nothing to measure.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let quick = plumbline_bench::quick();
     let sizes: Vec<usize> = std::env::var("PLUMBLINE_BENCH_SIZES")
-        .unwrap_or_else(|_| "1000,5000,10000".to_string())
+        .unwrap_or_else(|_| if quick { "1000" } else { "1000,5000,10000" }.to_string())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    println!(
-        "| nodes | cold start | floor | ratio | writes/node (node, status, verdict) | steady-state writes | drift→taint p50 | p99 | peak RSS |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    let rounds: usize = std::env::var("PLUMBLINE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if quick { 1 } else { 3 })
+        .max(1);
+    let drift_samples = if quick { 10 } else { 30 };
+    let mut rec = Recorder::from_env().expect("results file opens");
     for n in sizes {
-        rt.block_on(run_size(n));
+        let results: Vec<Round> = (0..rounds)
+            .map(|r| rt.block_on(round(n, if r == 0 { drift_samples } else { 0 })))
+            .collect();
+        for f in figures(n, &results) {
+            rec.record(f).expect("figure recorded");
+        }
     }
+}
+
+/// What one round at one size measured.
+struct Round {
+    cold: Duration,
+    floor: Duration,
+    /// Writes per node at cold start: Node, Node status, baseline status.
+    writes: [f64; 3],
+    /// Measured in the first round only.
+    steady: Option<u64>,
+    drift: Vec<Duration>,
+    peak_mib: f64,
+}
+
+fn figures(n: usize, rounds: &[Round]) -> Vec<Figure> {
+    let secs = |f: fn(&Round) -> Duration| -> Vec<f64> {
+        rounds.iter().map(|r| f(r).as_secs_f64()).collect()
+    };
+    let nodes = Unit::Count.format(n as f64);
+    let floor = Figure::samples(
+        format!("controller.floor.{n}"),
+        format!("floor: bare client, same writes, {nodes} nodes"),
+        Unit::Seconds,
+        &secs(|r| r.floor),
+    )
+    .expect("floor samples");
+    let cold = Figure::samples(
+        format!("controller.cold.{n}"),
+        format!("cold start to converged, {nodes} nodes"),
+        Unit::Seconds,
+        &secs(|r| r.cold),
+    )
+    .expect("cold samples")
+    .against(&floor)
+    .target(Stat::Ratio, Op::Le, 1.5, "within 1.5× the floor");
+    let mut out = vec![cold, floor];
+    for (i, (what, text)) in [
+        ("writes_node", "Node writes"),
+        ("writes_status", "Node status writes"),
+        ("writes_verdict", "baseline status writes"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let samples: Vec<f64> = rounds.iter().map(|r| r.writes[i]).collect();
+        out.push(
+            Figure::samples(
+                format!("controller.{what}.{n}"),
+                format!("{text} per node at cold start, {nodes} nodes"),
+                Unit::PerNode,
+                &samples,
+            )
+            .expect("write counts")
+            .target(Stat::Max, Op::Le, 1.0, "at most one per node"),
+        );
+    }
+    if let Some(steady) = rounds.iter().find_map(|r| r.steady) {
+        out.push(
+            Figure::single(
+                format!("controller.steady_writes.{n}"),
+                format!("writes in steady state (3 resync periods), {nodes} nodes"),
+                Unit::Count,
+                steady as f64,
+            )
+            .target(Stat::Median, Op::Eq, 0.0, "zero"),
+        );
+    }
+    let drift: Vec<Duration> = rounds
+        .iter()
+        .flat_map(|r| r.drift.iter().copied())
+        .collect();
+    if !drift.is_empty() {
+        out.push(
+            Figure::samples(
+                format!("controller.drift_taint.{n}"),
+                format!("drift → taint, {nodes} nodes"),
+                Unit::Millis,
+                &millis(&drift),
+            )
+            .expect("drift samples")
+            .target(Stat::P99, Op::Lt, 1000.0, "p99 under 1 s"),
+        );
+    }
+    let peaks: Vec<f64> = rounds.iter().map(|r| r.peak_mib).collect();
+    let mut peak = Figure::samples(
+        format!("controller.peak_rss.{n}"),
+        format!("controller peak RSS (VmHWM), {nodes} nodes"),
+        Unit::MiB,
+        &peaks,
+    )
+    .expect("peak samples");
+    if n == 10_000 {
+        peak = peak.target(Stat::Max, Op::Lt, 150.0, "under 150 MiB at 10,000 nodes");
+    }
+    out.push(peak);
+    out
 }
 
 /// The controller process: runs until stdin closes, then prints VmHWM.
@@ -214,7 +331,7 @@ fn tainted_commit(c: &Committed, name: &str, want: bool) -> bool {
             == want
 }
 
-async fn run_size(n: usize) {
+async fn round(n: usize, drift_samples: usize) -> Round {
     let sim = Sim::start(SimConfig {
         history: 4 * n + 10_000,
         ..SimConfig::default()
@@ -270,14 +387,17 @@ async fn run_size(n: usize) {
 
     // Steady state: let the status pass and events settle, then count
     // over three resync periods.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let before = controller_writes(&sim).3;
-    tokio::time::sleep(3 * RESYNC).await;
-    let steady = controller_writes(&sim).3 - before;
+    let mut steady = None;
+    if drift_samples > 0 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let before = controller_writes(&sim).3;
+        tokio::time::sleep(3 * RESYNC).await;
+        steady = Some(controller_writes(&sim).3 - before);
+    }
 
     // Drift-to-taint latency: one node at a time, reverted after.
     let mut lat = Vec::new();
-    for k in 0..30 {
+    for k in 0..drift_samples {
         let name = format!("gpu-{:05}", drifting + 1 + k);
         let mut rx = sim.subscribe();
         let t0 = Instant::now();
@@ -319,9 +439,7 @@ async fn run_size(n: usize) {
             }
         }
     }
-    lat.sort();
-    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
-    let peak = ctl.stop().await;
+    let peak_mib = ctl.stop().await;
 
     // The floor: the same writes, minimal, same concurrency, bare client.
     let client = sim.client().await;
@@ -358,17 +476,13 @@ async fn run_size(n: usize) {
         })
         .await;
     let floor = floor_started.elapsed();
-    println!(
-        "| {n} | {:.2} s | {:.2} s | {:.2}× | {:.2} ({:.2}, {:.2}, {:.2}) | {steady} | {} ms | {} ms | {peak:.0} MiB |",
-        cold.as_secs_f64(),
-        floor.as_secs_f64(),
-        cold.as_secs_f64() / floor.as_secs_f64(),
-        (w_node + w_status + w_verdict) as f64 / n as f64,
-        w_node as f64 / n as f64,
-        w_status as f64 / n as f64,
-        w_verdict as f64 / n as f64,
-        pct(0.5).as_millis(),
-        pct(0.99).as_millis(),
-    );
     sim.shutdown().await;
+    Round {
+        cold,
+        floor,
+        writes: [w_node, w_status, w_verdict].map(|w| w as f64 / n as f64),
+        steady,
+        drift: lat,
+        peak_mib,
+    }
 }

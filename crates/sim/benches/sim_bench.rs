@@ -2,8 +2,10 @@
 //! objects, three watchers attached, concurrent clients sending small merge
 //! patches, LIST latency at that size, and peak memory.
 //!
-//! `CARGO_TARGET_DIR=/work/target-sim cargo bench -p plumbline-sim --bench sim_bench`
-//! (env `SIM_BENCH_OBJECTS`, `SIM_BENCH_SECONDS`, `SIM_BENCH_CLIENTS` override the size).
+//! `cargo bench -p plumbline-sim --bench sim_bench` prints each figure and,
+//! with `PLUMBLINE_BENCH_OUT`, appends it as a JSON line for `make bench`
+//! (env `SIM_BENCH_OBJECTS`, `SIM_BENCH_SECONDS`, `SIM_BENCH_CLIENTS` override
+//! the size; `BENCH_QUICK=1` makes 2,000 objects and 3 s the defaults).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +16,8 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::{WatchStreamExt, watcher};
+use plumbline_bench::stats::millis;
+use plumbline_bench::{Figure, Recorder, Unit};
 use plumbline_sim::{Sim, SimConfig};
 use serde_json::json;
 
@@ -73,15 +77,11 @@ fn baseline(i: u64) -> serde_json::Value {
     })
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 fn main() {
+    // `cargo test` runs bench targets without `--bench`: nothing to measure.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -90,8 +90,9 @@ fn main() {
 }
 
 async fn run() {
-    let objects = env_or("SIM_BENCH_OBJECTS", 10_000);
-    let seconds = env_or("SIM_BENCH_SECONDS", 10);
+    let quick = plumbline_bench::quick();
+    let objects = env_or("SIM_BENCH_OBJECTS", if quick { 2_000 } else { 10_000 });
+    let seconds = env_or("SIM_BENCH_SECONDS", if quick { 3 } else { 10 });
     let clients = env_or("SIM_BENCH_CLIENTS", 8);
     let sim = Sim::start(SimConfig::default()).await.expect("sim");
     let crd: serde_json::Value = serde_saphyr::from_str(include_str!(
@@ -168,7 +169,8 @@ async fn run() {
     let events_before = sim.metrics().watch_events_sent();
 
     // Sustained small merge patches from concurrent clients.
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let patch_started = Instant::now();
+    let deadline = patch_started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for c in 0..clients {
         let nodes = nodes.clone();
@@ -192,47 +194,76 @@ async fn run() {
     for t in tasks {
         lat.extend(t.await.expect("join"));
     }
-    lat.sort();
+    let patch_secs = patch_started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let patches = lat.len() as f64;
     let delivered = sim.metrics().watch_events_sent() - events_before;
     let _ = watched_before;
 
-    println!("## plumbline-sim benchmark\n");
-    println!("| measure | value |\n|---|---|");
-    println!("| objects | {objects} Nodes + {objects} GpuBaselines |");
-    println!(
-        "| seed (library API, both kinds) | {:.2} s |",
-        seed.as_secs_f64()
-    );
-    println!(
-        "| LIST {objects} nodes (kube client, p50 / max of 5) | {:.0} ms / {:.0} ms |",
-        percentile(&node_lists, 0.5).as_secs_f64() * 1e3,
-        node_lists.last().copied().unwrap_or_default().as_secs_f64() * 1e3
-    );
-    println!(
-        "| LIST {objects} baselines (p50 / max of 5) | {:.0} ms / {:.0} ms |",
-        percentile(&gb_lists, 0.5).as_secs_f64() * 1e3,
-        gb_lists.last().copied().unwrap_or_default().as_secs_f64() * 1e3
-    );
-    println!(
-        "| merge patches, {clients} clients, {seconds} s, 3 watchers | {:.0} /s |",
-        patches / seconds as f64
-    );
-    println!(
-        "| patch latency p50 / p99 | {:.2} ms / {:.2} ms |",
-        percentile(&lat, 0.5).as_secs_f64() * 1e3,
-        percentile(&lat, 0.99).as_secs_f64() * 1e3
-    );
-    println!("| watch events delivered during the patch phase | {delivered} |");
-    println!(
-        "| RSS after seeding (VmRSS) | {} MiB |",
-        rss_after_seed / 1024
-    );
-    println!(
-        "| peak RSS, process incl. clients (VmHWM) | {} MiB |",
-        status_kib("VmHWM:") / 1024
-    );
+    let mut rec = Recorder::from_env().expect("results file opens");
+    let count = |v: u64| Unit::Count.format(v as f64);
+    let (objs, total) = (count(objects), count(2 * objects));
+    let ms = |v: &[Duration]| millis(v);
+    let figures = [
+        Figure::single(
+            "sim.seed",
+            format!("seed {objs} Nodes + {objs} baselines (library API)"),
+            Unit::Seconds,
+            seed.as_secs_f64(),
+        ),
+        Figure::samples(
+            "sim.list.nodes",
+            format!("LIST {objs} Nodes (kube client, decode included)"),
+            Unit::Millis,
+            &ms(&node_lists),
+        )
+        .expect("list samples"),
+        Figure::samples(
+            "sim.list.baselines",
+            format!("LIST {objs} baselines"),
+            Unit::Millis,
+            &ms(&gb_lists),
+        )
+        .expect("list samples"),
+        Figure::single(
+            "sim.patch.rate",
+            format!("merge patches, {clients} clients, 3 watchers attached"),
+            Unit::PerSecond,
+            patches / patch_secs,
+        )
+        .note(format!(
+            "{} patches in {patch_secs:.1} s",
+            Unit::Count.format(patches)
+        )),
+        Figure::samples(
+            "sim.patch.latency",
+            "merge patch latency",
+            Unit::Millis,
+            &ms(&lat),
+        )
+        .expect("patch samples"),
+        Figure::single(
+            "sim.watch.events",
+            "watch events delivered during the patch phase",
+            Unit::Count,
+            delivered as f64,
+        ),
+        Figure::single(
+            "sim.rss.seeded",
+            format!("RSS after seeding {total} objects (VmRSS)"),
+            Unit::MiB,
+            rss_after_seed as f64 / 1024.0,
+        ),
+        Figure::single(
+            "sim.rss.peak",
+            "peak RSS of the process, clients' lists included (VmHWM)",
+            Unit::MiB,
+            status_kib("VmHWM:") as f64 / 1024.0,
+        ),
+    ];
+    for f in figures {
+        rec.record(f).expect("figure recorded");
+    }
     for w in watchers {
         w.abort();
     }
