@@ -60,6 +60,12 @@ pub enum ControllerError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("loading compatibility data from {path}: {source}")]
+    CompatData {
+        path: String,
+        #[source]
+        source: plumbline_compat::CompatError,
+    },
     #[error("the {resource} watch ended; the controller cannot keep its cache current")]
     WatchEnded { resource: &'static str },
     #[error("this replica lost leadership; the write was not sent")]
@@ -83,6 +89,7 @@ impl ControllerError {
             ControllerError::Lease { .. } => "lease",
             ControllerError::Event { .. } => "event",
             ControllerError::Encode { .. } => "encode",
+            ControllerError::CompatData { .. } => "compat_data",
             ControllerError::WatchEnded { .. } => "watch_ended",
             ControllerError::NotLeader => "not_leader",
         }

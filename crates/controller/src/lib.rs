@@ -30,7 +30,12 @@
 //! replica made (the overlay), so a slot taken is never forgotten; and a
 //! restarted or newly elected replica recomputes it from a fresh list. A
 //! write whose node changed meanwhile gets 409; the node is re-read and
-//! planned again in the next batch, against the budget as it then is.
+//! planned again in the next batch, against the budget as it then is. A
+//! disruptive write that failed without a clear refusal may still land: its
+//! node counts as unavailable until a read of the node settles it (it moved
+//! to another version, or still shows the planned one once the API server
+//! can no longer apply the write), and meanwhile its retry may only reuse
+//! the unit its doubt holds.
 //!
 //! Nothing is written that is already so: a plan that changes nothing sends
 //! nothing, verdicts and policy status are compared before writing, so a
@@ -56,8 +61,10 @@ use crate::queue::Queue;
 use k8s_openapi::api::core::v1::Node;
 use kube::{Api, Client};
 use plumbline_api::{GpuFleetPolicy, NodeGpuBaseline};
+use plumbline_compat::CompatDb;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -69,6 +76,11 @@ use tokio::sync::watch;
 pub struct ControllerConfig {
     /// Namespace of the leader-election Lease (`POD_NAMESPACE`).
     pub namespace: String,
+    /// Namespace the controller's Events are created in. Everything they
+    /// are about is cluster-scoped; Kubernetes' own components (client-go's
+    /// recorders, the kubelet) put such Events in `default`, which is where
+    /// `kubectl events` and `kubectl get events` look first.
+    pub events_namespace: String,
     /// Name of the Lease.
     pub lease_name: String,
     /// This replica's name in the Lease (the pod name).
@@ -92,12 +104,24 @@ pub struct ControllerConfig {
     /// policy status are written, Nodes never are (`--dry-run`, the chart's
     /// `dryRun` value for a first install).
     pub dry_run: bool,
+    /// How long a disruptive Node write that failed without a clear refusal
+    /// (5xx, timeout, broken connection) may still land. Until a read of the
+    /// node shows it moved on, or a read started this long after the
+    /// failure shows it did not, the node counts as unavailable. The API
+    /// server's default `--request-timeout` is 60 s.
+    pub in_doubt_settle: Duration,
+    /// Compatibility data to judge with instead of the data built into the
+    /// binary (`--compat-data`, read once by [`load_compat_data`] before the
+    /// controller starts). The data cannot change while it runs: a new file
+    /// takes a restart, so every verdict of one run rests on one dataset.
+    pub compat: Option<Arc<CompatDb>>,
 }
 
 impl Default for ControllerConfig {
     fn default() -> Self {
         ControllerConfig {
             namespace: "plumbline-system".to_string(),
+            events_namespace: "default".to_string(),
             lease_name: "plumbline-controller".to_string(),
             identity: default_identity(),
             leader_election: true,
@@ -108,6 +132,8 @@ impl Default for ControllerConfig {
             concurrency: 32,
             batch_size: 2000,
             dry_run: false,
+            in_doubt_settle: Duration::from_secs(60),
+            compat: None,
         }
     }
 }
@@ -118,6 +144,19 @@ fn default_identity() -> String {
         Ok(h) if !h.is_empty() => h,
         _ => format!("plumbline-controller-{}", std::process::id()),
     }
+}
+
+/// Reads and checks a compatibility data file (`--compat-data`), for
+/// [`ControllerConfig::compat`]. The error names the file and what is wrong
+/// with it: unreadable, not TOML, an unsupported schema, or content that
+/// contradicts itself (with the line).
+pub fn load_compat_data(path: &Path) -> Result<Arc<CompatDb>, ControllerError> {
+    CompatDb::load(path)
+        .map(Arc::new)
+        .map_err(|source| ControllerError::CompatData {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 /// Everything the controller's tasks share.
@@ -135,6 +174,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The compatibility data verdicts and labels are computed with.
+    pub fn compat(&self) -> &CompatDb {
+        self.config
+            .compat
+            .as_deref()
+            .unwrap_or_else(|| CompatDb::embedded())
+    }
+
     pub fn synced(&self) -> bool {
         self.nodes.synced() && self.baselines.synced() && self.policies.synced()
     }

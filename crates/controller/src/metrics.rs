@@ -55,6 +55,9 @@ pub(crate) struct Metrics {
     pub budget_max: Family<PolicyLabel, Gauge>,
     /// Nodes whose disruptive actions the budget holds back.
     pub held_back: Family<PolicyLabel, Gauge>,
+    /// Nodes whose disruptive write's outcome is not known yet (counted as
+    /// unavailable until it is).
+    pub in_doubt: Gauge,
     /// 1 while this replica holds the lease.
     pub leader: Gauge,
     /// Nodes waiting to be reconciled.
@@ -110,6 +113,12 @@ impl Metrics {
             "Nodes whose disruptive actions the budget holds back",
             held_back.clone(),
         );
+        let in_doubt = Gauge::default();
+        registry.register(
+            "nodes_in_doubt",
+            "Nodes whose disruptive write failed without a clear refusal and may have landed; each counts as unavailable until a read settles it",
+            in_doubt.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -139,6 +148,7 @@ impl Metrics {
             budget_in_use,
             budget_max,
             held_back,
+            in_doubt,
             leader,
             queue_depth,
             cached,

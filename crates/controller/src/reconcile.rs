@@ -17,12 +17,12 @@ use crate::queue::Work;
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, NodeCondition as K8sCondition, ObjectReference};
-use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use plumbline_api::keys::{self, annotations, reasons, rules};
 use plumbline_api::{GpuFleetPolicy, GpuFleetPolicySpec, NodeGpuBaseline, Verdict, VerdictState};
-use plumbline_compat::CompatDb;
 use plumbline_policy::{
     Budget, ConditionChange, ConditionStatus, EvalInput, FleetView, HoldReason, NodeCondition,
     NodePlan, NodeView, PlanInput, Taint, evaluate, plan, release, select_policy, transition_time,
@@ -89,37 +89,70 @@ pub(crate) fn event_channel() -> (EventSink, mpsc::Receiver<PendingEvent>) {
     mpsc::channel(8192)
 }
 
-/// Publishes events off the reconcile path, a few at a time. Events are
-/// best effort: when the channel is full they are dropped and counted.
-pub(crate) async fn run_events(shared: Arc<Shared>, rx: mpsc::Receiver<PendingEvent>) {
-    let recorder = Recorder::new(
-        shared.client.clone(),
-        Reporter {
-            controller: keys::CONTROLLER_MANAGER.to_string(),
-            instance: Some(shared.config.identity.clone()),
+/// The `events.k8s.io/v1` Event for `ev`, to be created in `namespace`.
+///
+/// Everything Plumbline reports on (Nodes, policies) is cluster-scoped, so
+/// `regarding` and `related` carry no namespace, whatever namespace the
+/// Event itself lives in: `kubectl describe node` finds a node's events in
+/// every namespace by kind, name, uid and an empty
+/// `involvedObject.namespace`, and would miss one whose reference named a
+/// namespace.
+pub(crate) fn event_object(
+    ev: &PendingEvent,
+    namespace: &str,
+    reporter: &str,
+    now: Timestamp,
+) -> K8sEvent {
+    let object = ev
+        .regarding
+        .name
+        .as_deref()
+        .unwrap_or(keys::CONTROLLER_MANAGER);
+    K8sEvent {
+        metadata: kube::api::ObjectMeta {
+            // The client-go naming scheme: object name and time.
+            name: Some(format!("{object}.{:x}", now.as_nanosecond())),
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
         },
-    );
+        action: Some(EVENT_ACTION.to_string()),
+        event_time: Some(MicroTime(now)),
+        note: Some(plumbline_policy::text::truncate(&ev.note, 1000)),
+        reason: Some(ev.reason.to_string()),
+        regarding: Some(ev.regarding.clone()),
+        related: ev.related.clone(),
+        reporting_controller: Some(keys::CONTROLLER_MANAGER.to_string()),
+        reporting_instance: Some(reporter.to_string()),
+        type_: Some(if ev.warning { "Warning" } else { "Normal" }.to_string()),
+        ..Default::default()
+    }
+}
+
+/// The `action` of every Event: what the controller was doing.
+const EVENT_ACTION: &str = "Reconcile";
+
+/// Publishes events off the reconcile path, a few at a time, into
+/// `events_namespace`. Events are best effort: when the channel is full
+/// they are dropped and counted.
+pub(crate) async fn run_events(shared: Arc<Shared>, rx: mpsc::Receiver<PendingEvent>) {
+    let api: Api<K8sEvent> =
+        Api::namespaced(shared.client.clone(), &shared.config.events_namespace);
     tokio_stream(rx)
         .for_each_concurrent(4, |ev| {
-            let recorder = recorder.clone();
+            let api = api.clone();
             let shared = shared.clone();
             async move {
                 if !shared.leadership.is_leader() {
                     return;
                 }
-                let event = KubeEvent {
-                    type_: if ev.warning {
-                        EventType::Warning
-                    } else {
-                        EventType::Normal
-                    },
-                    reason: ev.reason.to_string(),
-                    note: Some(plumbline_policy::text::truncate(&ev.note, 1000)),
-                    action: "Reconcile".to_string(),
-                    secondary: ev.related,
-                };
+                let event = event_object(
+                    &ev,
+                    &shared.config.events_namespace,
+                    &shared.config.identity,
+                    Timestamp::now(),
+                );
                 shared.metrics.write("event");
-                if let Err(source) = recorder.publish(&event, &ev.regarding).await {
+                if let Err(source) = api.create(&PostParams::default(), &event).await {
                     let e = ControllerError::Event {
                         object: ev.regarding.name.clone().unwrap_or_default(),
                         source,
@@ -138,13 +171,14 @@ fn tokio_stream<T>(mut rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> 
 
 fn node_ref(node: &Node) -> ObjectReference {
     let mut r = node.object_ref(&());
-    // Events about cluster-scoped objects live in `default`.
     r.namespace = None;
     r
 }
 
 fn policy_ref(policy: &GpuFleetPolicy) -> ObjectReference {
-    policy.object_ref(&())
+    let mut r = policy.object_ref(&());
+    r.namespace = None;
+    r
 }
 
 // ---------------------------------------------------------------------------
@@ -200,7 +234,8 @@ pub(crate) fn view_of(node: &Node) -> NodeView {
     }
 }
 
-/// Only what the budget reads, without copying labels.
+/// Only what the budget reads, without copying labels. A node with a
+/// disruptive write in doubt counts as unavailable.
 fn budget_view(node: &Node, in_doubt: bool) -> NodeView {
     let spec = node.spec.as_ref();
     NodeView {
@@ -213,8 +248,6 @@ fn budget_view(node: &Node, in_doubt: bool) -> NodeView {
                     .collect()
             })
             .unwrap_or_default(),
-        // A node whose disruptive write may or may not have landed counts
-        // as unavailable until the watch tells.
         unschedulable: in_doubt || spec.and_then(|s| s.unschedulable).unwrap_or(false),
         ..NodeView::default()
     }
@@ -298,16 +331,34 @@ struct Membership {
     labels: BTreeMap<String, String>,
 }
 
+/// A disruptive Node write that failed without a clear refusal (a 5xx, a
+/// timeout, a broken connection): it may have landed, or may still land,
+/// so its node counts as unavailable until a read settles it.
+#[derive(Debug, Clone)]
+struct Doubt {
+    /// The resourceVersion the write was conditioned on. A read showing any
+    /// other version settles the doubt at once: the write either landed (and
+    /// the read shows it) or can never land.
+    rv: Option<String>,
+    /// When the failure was seen. A read of the node still at `rv`, started
+    /// `in_doubt_settle` after this, settles the doubt as "did not land".
+    since: Instant,
+    /// When to read the node from the API next.
+    next_read: Instant,
+}
+
+/// Reads of nodes in doubt that fail are retried this often.
+const DOUBT_READ_RETRY: Duration = Duration::from_millis(500);
+
 #[derive(Default)]
 struct PlannerState {
     policy_specs: Vec<(String, GpuFleetPolicySpec)>,
     membership: HashMap<String, Membership>,
-    /// Unavailable nodes per policy after the last batch, to notice freed
-    /// budget and re-plan the nodes it held back.
+    /// Unavailable nodes per policy after the last batch (nodes in doubt
+    /// included), to notice freed budget and re-plan the nodes it held back.
     last_unavailable: HashMap<String, u32>,
-    /// Nodes whose disruptive write may have landed despite an error, with
-    /// the resourceVersion the write was planned from.
-    in_doubt: HashMap<String, Option<String>>,
+    /// Nodes whose disruptive write is in doubt.
+    in_doubt: HashMap<String, Doubt>,
 }
 
 /// One node's work for the executors.
@@ -343,8 +394,13 @@ pub(crate) async fn run_planner(shared: Arc<Shared>) {
         }
         if !shared.leadership.is_leader() {
             // A standby keeps its caches warm and plans nothing. On taking
-            // over, every node is looked at again from the caches.
-            state = PlannerState::default();
+            // over, every node is looked at again from the caches. Writes in
+            // doubt are facts about the cluster, not about leadership: they
+            // stay counted until settled.
+            state = PlannerState {
+                in_doubt: std::mem::take(&mut state.in_doubt),
+                ..PlannerState::default()
+            };
             tokio::select! {
                 _ = leader.changed() => {}
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
@@ -381,15 +437,115 @@ pub(crate) async fn run_planner(shared: Arc<Shared>) {
     }
 }
 
-fn compat() -> &'static CompatDb {
-    CompatDb::embedded()
-}
-
 fn parse_duration(text: &str) -> Option<Duration> {
     plumbline_policy::text::parse_duration(text).and_then(|d| Duration::try_from(d).ok())
 }
 
+/// What a read of a node in doubt found.
+enum DoubtRead {
+    /// The node, at this resourceVersion (now also in the cache).
+    Found(Option<String>),
+    Gone,
+    Failed,
+}
+
+async fn read_node_in_doubt(shared: &Shared, name: &str) -> DoubtRead {
+    let nodes: Api<Node> = Api::all(shared.client.clone());
+    match nodes.get(name).await {
+        Ok(mut n) => {
+            strip_node(&mut n);
+            let rv = n.metadata.resource_version.clone();
+            shared.nodes.write_through(n);
+            DoubtRead::Found(rv)
+        }
+        Err(source) if status_code(&source) == Some(404) => DoubtRead::Gone,
+        Err(source) => {
+            let e = ControllerError::NodeGet {
+                node: name.to_string(),
+                source,
+            };
+            shared.metrics.error(e.kind());
+            tracing::debug!(error = %e, "node in doubt not read");
+            DoubtRead::Failed
+        }
+    }
+}
+
+/// Settles what can be settled of the writes in doubt, before the budgets
+/// are computed. The cache settles a doubt as soon as it shows the node at
+/// another version; otherwise the node is read from the API: at once (the
+/// watch may be behind or cut), then when `in_doubt_settle` has passed, and
+/// again after every failed read. Each node in doubt is queued for the time
+/// of its next read, so a batch comes round to it.
+async fn settle_doubts(shared: &Arc<Shared>, state: &mut PlannerState) {
+    let moved_on = |name: &str, d: &Doubt| {
+        shared
+            .nodes
+            .get(name)
+            .is_none_or(|n| n.metadata.resource_version != d.rv)
+    };
+    state.in_doubt.retain(|name, d| !moved_on(name, d));
+    let started = Instant::now();
+    let due: Vec<String> = state
+        .in_doubt
+        .iter()
+        .filter(|(_, d)| d.next_read <= started)
+        .map(|(name, _)| name.clone())
+        .collect();
+    if due.is_empty() {
+        return;
+    }
+    let reads: Vec<(String, DoubtRead)> = futures::stream::iter(due.into_iter().map(|name| {
+        let shared = shared.clone();
+        async move {
+            let read = read_node_in_doubt(&shared, &name).await;
+            (name, read)
+        }
+    }))
+    .buffer_unordered(shared.config.concurrency.max(1))
+    .collect()
+    .await;
+    let settle = shared.config.in_doubt_settle;
+    let now = Instant::now();
+    for (name, read) in reads {
+        let Some(d) = state.in_doubt.get_mut(&name) else {
+            continue;
+        };
+        match read {
+            DoubtRead::Gone => {
+                state.in_doubt.remove(&name);
+            }
+            DoubtRead::Found(rv) if rv != d.rv => {
+                state.in_doubt.remove(&name);
+            }
+            DoubtRead::Found(_) => {
+                // Still at the version the write was conditioned on: it has
+                // not landed. Once the read began after the settle time, it
+                // never will (the API server has finished or abandoned it).
+                let settled_at = d.since + settle;
+                if started >= settled_at {
+                    state.in_doubt.remove(&name);
+                } else {
+                    d.next_read = settled_at;
+                    shared
+                        .queue
+                        .add_after(&name, settled_at.saturating_duration_since(now));
+                }
+            }
+            DoubtRead::Failed => {
+                d.next_read = now + DOUBT_READ_RETRY;
+                shared.queue.add_after(&name, DOUBT_READ_RETRY);
+            }
+        }
+    }
+}
+
 async fn process_batch(shared: &Arc<Shared>, state: &mut PlannerState, names: Vec<String>) {
+    settle_doubts(shared, state).await;
+    shared
+        .metrics
+        .in_doubt
+        .set(i64::try_from(state.in_doubt.len()).unwrap_or(i64::MAX));
     let now = Timestamp::now();
     let policies: Vec<GpuFleetPolicy> = shared
         .policies
@@ -448,13 +604,6 @@ async fn process_batch(shared: &Arc<Shared>, state: &mut PlannerState, names: Ve
         seen.insert(name);
     }
     state.membership.retain(|name, _| seen.contains(name));
-    // Writes in doubt are settled once the watch shows the node changed.
-    state.in_doubt.retain(|name, rv| {
-        shared
-            .nodes
-            .get(name)
-            .is_some_and(|n| n.metadata.resource_version == *rv)
-    });
 
     // Budgets and fleet views, for the policies this batch touches.
     let mut budgets: HashMap<usize, Budget> = HashMap::new();
@@ -527,28 +676,35 @@ async fn process_batch(shared: &Arc<Shared>, state: &mut PlannerState, names: Ve
                         baseline: baseline.as_ref().and_then(|b| b.status.as_ref()),
                         fleet,
                         now,
-                        compat: compat(),
+                        compat: shared.compat(),
                         conflicting_policies: &conflicting,
                     })
                 };
                 let Some(budget) = budgets.get_mut(&idx) else {
                     continue;
                 };
-                let p = plan(
-                    &PlanInput {
-                        policy_name: &policy_name,
-                        spec: &policy.spec,
-                        verdict: &verdict,
-                        observed: baseline
-                            .as_ref()
-                            .and_then(|b| b.status.as_ref())
-                            .and_then(|s| s.observed.as_ref()),
-                        node: &view,
-                        now,
-                        compat: compat(),
-                    },
-                    budget,
-                );
+                let input = PlanInput {
+                    policy_name: &policy_name,
+                    spec: &policy.spec,
+                    verdict: &verdict,
+                    observed: baseline
+                        .as_ref()
+                        .and_then(|b| b.status.as_ref())
+                        .and_then(|s| s.observed.as_ref()),
+                    node: &view,
+                    now,
+                    compat: shared.compat(),
+                };
+                // A node in doubt is counted as unavailable; planning it
+                // against a budget its own doubt fills would hold its retry
+                // back for good. Its write goes out with the same
+                // resourceVersion precondition as the one in doubt, so at
+                // most one of the two lands: it may use its own unit.
+                let p = if state.in_doubt.contains_key(name) {
+                    budget.with_own_unit(|b| plan(&input, b))
+                } else {
+                    plan(&input, budget)
+                };
                 schedule_rechecks(
                     shared,
                     name,
@@ -686,7 +842,15 @@ async fn process_batch(shared: &Arc<Shared>, state: &mut PlannerState, names: Ve
             Outcome::Failed { in_doubt } => {
                 shared.metrics.reconciled("error", 1);
                 if in_doubt && makes_unavailable {
-                    state.in_doubt.insert(name.clone(), rv);
+                    let since = Instant::now();
+                    state.in_doubt.insert(
+                        name.clone(),
+                        Doubt {
+                            rv,
+                            since,
+                            next_read: since,
+                        },
+                    );
                 }
                 shared.queue.add_after(&name, Duration::from_millis(500));
             }
@@ -694,7 +858,13 @@ async fn process_batch(shared: &Arc<Shared>, state: &mut PlannerState, names: Ve
         }
     }
 
-    // Budget freed since the last batch: re-plan the nodes it held back.
+    shared
+        .metrics
+        .in_doubt
+        .set(i64::try_from(state.in_doubt.len()).unwrap_or(i64::MAX));
+
+    // Budget freed since the last batch (a recovery, or a doubt settled):
+    // re-plan the nodes it held back.
     let records = shared.records.lock();
     for (idx, policy) in policies.iter().enumerate() {
         let Some(pool) = pools.get(idx) else { continue };
@@ -702,7 +872,9 @@ async fn process_batch(shared: &Arc<Shared>, state: &mut PlannerState, names: Ve
         let unavailable = u32::try_from(
             pool.iter()
                 .filter_map(|n| shared.nodes.get(&n.name_any()))
-                .filter(|n| budget_view(n, false).is_unavailable())
+                .filter(|n| {
+                    budget_view(n, state.in_doubt.contains_key(&n.name_any())).is_unavailable()
+                })
                 .count(),
         )
         .unwrap_or(u32::MAX);

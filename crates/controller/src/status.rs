@@ -13,7 +13,6 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use plumbline_api::keys;
 use plumbline_api::{GpuFleetPolicy, NodeGpuBaseline, VerdictState};
-use plumbline_compat::CompatDb;
 use plumbline_policy::{
     Budget, FleetView, NodeOutcome, SummaryInput, invalid_status, summarize, validate_policy,
 };
@@ -67,7 +66,7 @@ pub(crate) async fn run_status(shared: Arc<Shared>) {
 /// succeeded.
 async fn pass(shared: &Shared, policies: &[Arc<GpuFleetPolicy>]) -> bool {
     let now = Timestamp::now();
-    let compat = CompatDb::embedded();
+    let compat = shared.compat();
     let records: HashMap<String, NodeRecord> = shared.records.lock().clone();
     let mut by_policy: BTreeMap<&str, Vec<(&String, &NodeRecord)>> = BTreeMap::new();
     let mut conflicts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -365,6 +365,27 @@ impl Budget {
         }
     }
 
+    /// Runs `f` (a plan of one node) with one of the unavailable units
+    /// handed back, for a node that counts as unavailable only because a
+    /// disruptive write to it may have landed. Whatever `f` decides stays
+    /// within the budget: if it takes a unit for the node, that unit stands
+    /// in for the one handed back (the earlier write and the new one carry
+    /// the same `resourceVersion` precondition, so at most one of them can
+    /// land); if it takes none, the node is counted again, since the earlier
+    /// write may still land.
+    pub fn with_own_unit<T>(&mut self, f: impl FnOnce(&mut Budget) -> T) -> T {
+        let lent = self.unavailable > 0;
+        if lent {
+            self.unavailable -= 1;
+        }
+        let taken = self.taken;
+        let out = f(self);
+        if lent && self.taken == taken {
+            self.unavailable += 1;
+        }
+        out
+    }
+
     fn try_take(&mut self) -> bool {
         if self.exhausted() {
             false
@@ -799,5 +820,37 @@ pub fn drift_taint(policy_name: &str, effect: TaintEffect) -> Taint {
         key: taints::DRIFT.to_string(),
         value: Some(policy_name.to_string()),
         effect: effect.as_str().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+
+    #[test]
+    fn a_node_re_planned_with_its_own_unit_never_takes_a_second_one() {
+        // Two of two slots in use; one of them is the node being re-planned.
+        let mut budget = Budget::new(2, 2);
+        assert!(budget.with_own_unit(|b| b.try_take()));
+        assert_eq!(budget.unavailable(), 2);
+        assert!(budget.exhausted());
+        // Another node still finds no slot.
+        assert!(!budget.try_take());
+    }
+
+    #[test]
+    fn a_node_that_takes_nothing_keeps_counting_as_unavailable() {
+        let mut budget = Budget::new(2, 2);
+        budget.with_own_unit(|_| ());
+        assert_eq!(budget.unavailable(), 2);
+        assert!(!budget.try_take());
+    }
+
+    #[test]
+    fn with_nothing_to_hand_back_the_budget_is_drawn_as_usual() {
+        let mut budget = Budget::new(1, 0);
+        assert!(budget.with_own_unit(|b| b.try_take()));
+        assert_eq!(budget.unavailable(), 1);
+        assert!(!budget.with_own_unit(|b| b.try_take()));
     }
 }

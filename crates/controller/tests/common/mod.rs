@@ -199,6 +199,9 @@ pub fn config(identity: &str) -> ControllerConfig {
         },
         status_interval: Duration::from_millis(500),
         resync: Duration::from_secs(3),
+        // The emulator applies a write or refuses it before it answers: a
+        // write it answered 500 never lands later.
+        in_doubt_settle: Duration::from_secs(1),
         ..ControllerConfig::default()
     }
 }
@@ -253,6 +256,107 @@ pub async fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// [`eventually`] for checks that must await (an HTTP request).
+pub async fn eventually_async<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Node reconciles a controller has counted so far, whatever their result.
+pub async fn reconciles(addr: std::net::SocketAddr) -> f64 {
+    let (_, body) = http_get(addr, "/metrics").await;
+    sum_samples(&body, "plumbline_controller_reconciles_total")
+}
+
+/// The sum of every sample of a metric, across its labels.
+pub fn sum_samples(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+        .sum()
+}
+
+/// Like [`eventually`], but on timeout the panic message carries `dump()`:
+/// what was there instead.
+pub async fn eventually_explained(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> bool,
+    dump: impl Fn() -> String,
+) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check() {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for: {what}\n{}",
+                dump()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Every node that does not look converged, one line each: its baseline's
+/// driver, the drift taint, the `compliant` label and the verdict.
+pub fn fleet_report(sim: &Sim) -> String {
+    let baselines: HashMap<String, Value> = sim
+        .store()
+        .list(keys::API_VERSION, "NodeGpuBaseline", None)
+        .into_iter()
+        .map(|b| (b["metadata"]["name"].as_str().unwrap_or("").to_string(), b))
+        .collect();
+    let mut out = Vec::new();
+    let (tainted, labelled, verdicts) = fleet_state(sim);
+    out.push(format!(
+        "fleet: {tainted} tainted, {labelled} labelled as their baseline says, {verdicts} verdicts right"
+    ));
+    for n in sim.store().list("v1", "Node", None) {
+        let name = n["metadata"]["name"].as_str().unwrap_or("");
+        let Some(b) = baselines.get(name) else {
+            out.push(format!("{name}: no baseline"));
+            continue;
+        };
+        let driver = b["status"]["observed"]["driver"]["version"]
+            .as_str()
+            .unwrap_or("?");
+        let good = driver == GOOD_DRIVER;
+        let compliant = label(&n, keys::labels::COMPLIANT);
+        let verdict = b["status"]["verdict"]["state"].as_str().unwrap_or("none");
+        let right_label = compliant == Some(if good { "true" } else { "false" });
+        let right_verdict = verdict == if good { "Compliant" } else { "Drifting" };
+        let tainted = has_drift_taint(&n);
+        if !right_label || !right_verdict || (good && tainted) {
+            out.push(format!(
+                "{name}: driver {driver}, tainted {tainted}, compliant label {compliant:?}, verdict {verdict}, rv {}",
+                n["metadata"]["resourceVersion"]
+            ));
+        }
+    }
+    out.join("\n")
 }
 
 /// Watches every committed Node write and records any moment at which more
@@ -348,10 +452,20 @@ impl Drop for BudgetObserver {
     }
 }
 
-/// A free local port for a controller's metrics server.
+/// A free local port for a controller's metrics server, never one this
+/// process handed out before: the probe listener is closed before the
+/// controller binds, and the system may offer the same port again.
 pub fn free_addr() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().expect("port list lock");
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        if !given.contains(&addr.port()) {
+            given.push(addr.port());
+            return addr;
+        }
+    }
 }
 
 /// `GET path` on a controller's metrics server: (status code, body).
