@@ -48,6 +48,7 @@ mod convert;
 mod discovery;
 mod error;
 mod faults;
+pub mod fleet;
 mod metrics;
 mod openapi;
 pub mod patch;
