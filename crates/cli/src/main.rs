@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod agent;
 mod check;
 mod controller;
+mod fleet;
 mod runtime;
 mod sim;
 
@@ -35,6 +36,8 @@ enum Command {
     Controller(controller::ControllerArgs),
     /// Run the Kubernetes API server emulator.
     Sim(sim::SimArgs),
+    /// Show the fleet's GPU stacks side by side, by policy, with the outliers named.
+    Fleet(fleet::FleetArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD.
     Crds {
         /// Write `<name>.yaml` files into this directory instead of printing.
@@ -60,6 +63,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Agent(args) => return agent::run(args),
         Command::Controller(args) => return controller::run(args),
         Command::Sim(args) => return sim::run(args),
+        Command::Fleet(args) => return fleet::run(args),
         Command::Crds { out_dir } => crds(out_dir)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
