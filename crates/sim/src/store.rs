@@ -862,6 +862,17 @@ impl State {
             }
         }
         let warnings = self.admit(def, &mut new, Some(old), opts)?;
+        // An update or patch that sets managedFields to another record
+        // rewrites ownership, and the server commits it even when nothing
+        // else changed: kubectl's first `apply --server-side` on an object
+        // it applied client-side moves the fields to its apply manager so.
+        // (Apply computes the record itself: `track` is false there.)
+        let rewrites_ownership = track
+            && new
+                .pointer("/metadata/managedFields")
+                .and_then(Value::as_array)
+                .is_some_and(|l| !l.is_empty())
+            && new.pointer("/metadata/managedFields") != old.pointer("/metadata/managedFields");
         if spec_changed(def, old, &new) {
             let g = old
                 .pointer("/metadata/generation")
@@ -877,7 +888,7 @@ impl State {
                 list_keys_for(def).as_ref(),
             );
         }
-        if same_content(old, &new) {
+        if same_content(old, &new) && !rewrites_ownership {
             return Ok(WriteResult {
                 object: old.clone(),
                 warnings,
@@ -1464,5 +1475,60 @@ mod tests {
         assert!(same_content(&a, &b));
         let c = json!({"metadata": {"name": "a"}, "spec": {"x": 2}});
         assert!(!same_content(&a, &c));
+    }
+
+    #[test]
+    fn a_managed_fields_rewrite_commits_where_a_plain_no_op_does_not() {
+        let store = Store::new(100);
+        let mut st = store.lock();
+        let def = st.registry.find_kind("v1", "ConfigMap").expect("served");
+        let opts = WriteOpts::library("test");
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "m", "namespace": "default"}, "data": {"a": "1"}});
+        let created = st
+            .create(&def, Some("default"), cm, &opts)
+            .expect("created");
+        let rv = |o: &Value| meta_str(o, "resourceVersion").unwrap_or("").to_string();
+        let same = json!({"data": {"a": "1"}});
+        let r = st
+            .patch(
+                &def,
+                Some("default"),
+                "m",
+                PatchType::Merge,
+                &same,
+                None,
+                false,
+                &opts,
+            )
+            .expect("patched");
+        assert_eq!(rv(&r.object), rv(&created.object), "nothing changed");
+        // What kubectl sends before its first server-side apply of an
+        // object it created with client-side apply.
+        let migrate = json!([{"op": "replace", "path": "/metadata/managedFields", "value": [{
+            "manager": "kubectl", "operation": "Apply", "apiVersion": "v1",
+            "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {".": {}, "f:a": {}}}}]}]);
+        let r = st
+            .patch(
+                &def,
+                Some("default"),
+                "m",
+                PatchType::Json,
+                &migrate,
+                None,
+                false,
+                &opts,
+            )
+            .expect("patched");
+        assert_ne!(rv(&r.object), rv(&created.object), "ownership changed");
+        let stored = st.get(&def, "default", "m").expect("stored");
+        let managers: Vec<&str> = stored["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["manager"].as_str())
+            .collect();
+        assert_eq!(managers, ["kubectl"]);
     }
 }
