@@ -15,7 +15,14 @@ test: tools fmt-check lint generate-check unit validate
 	@echo "make test: all gates passed"
 
 ## tools: install the real clients the tests use (Python venv with pinned packages, promtool)
-tools: $(TOOLS_STAMP) promtool
+tools: $(TOOLS_STAMP) promtool kubectl
+
+.PHONY: kubectl
+kubectl:
+	@command -v kubectl >/dev/null 2>&1 || { \
+		echo "error: kubectl is not on PATH; the end-to-end tests drive it. Install it: https://kubernetes.io/docs/tasks/tools/#kubectl"; \
+		exit 1; \
+	}
 
 .PHONY: promtool
 promtool:
@@ -48,31 +55,36 @@ unit:
 	@echo ">> cargo test"
 	PLUMBLINE_VENV=$(abspath $(VENV)) $(CARGO) test --workspace
 
-## generate: rewrite every generated file (CRDs, the chart's CRD copies, deploy/plumbline.yaml)
+## generate: rewrite every generated file (CRDs, the chart's CRD copies, deploy/plumbline.yaml,
+## the values tables of charts/plumbline/README.md and docs/install.md)
 generate: tools
 	$(CARGO) run --quiet -p plumbline -- crds --out-dir crds
 	$(PY) tools/chart.py render
 
 ## generate-check: fail when a generated file is out of date
+GENERATED := crds charts/plumbline/crds deploy/plumbline.yaml charts/plumbline/README.md docs/install.md
 generate-check: generate
-	@if [ -n "$$(git status --porcelain -- crds charts/plumbline/crds deploy/plumbline.yaml)" ]; then \
-		git status --short -- crds charts/plumbline/crds deploy/plumbline.yaml; \
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+		git status --short -- $(GENERATED); \
 		echo "error: generated files are out of date; run 'make generate' and commit the result"; \
 		exit 1; \
 	fi
 
-## validate: check the CRDs and the chart with real Helm and kubernetes-validate (strict)
+## validate: check the CRDs, the chart and the Dockerfile with real Helm, kubernetes-validate
+## (strict) and promtool. The rendered manifests applied with the real kubectl and promtool on
+## scrapes of the agent and controller are cargo tests (crates/cli/tests/deploy_kubectl.rs,
+## metrics_lint.rs), run by `unit`.
 validate: tools
 	@echo ">> kubernetes-validate --strict crds/"
 	for v in $(K8S_VERSIONS); do \
 		$(VENV)/bin/kubernetes-validate --strict --quiet -k $$v crds/*.yaml; \
 	done
-	@echo ">> helm lint / render / validate"
+	@echo ">> helm lint / render / validate, values tables, Dockerfile"
 	$(PY) tools/chart.py check
 
-## bench: every benchmark (figures and commands are recorded in docs/benchmarks.md)
+## bench: every benchmark; rewrites docs/benchmarks.md (BENCH_QUICK=1: smoke run into target/bench-results/)
 bench:
-	$(CARGO) bench --workspace
+	$(CARGO) run --release --quiet -p plumbline-bench -- run
 
 clean-tools:
 	rm -rf $(VENV)
