@@ -602,7 +602,8 @@ async fn serves_metrics_health_and_readiness() {
         "plumbline_agent_probe_duration_seconds_count{probe=\"kernelModule\"}",
         "plumbline_agent_probe_runs_total{trigger=\"startup\"} 1",
         "plumbline_agent_last_publish_timestamp_seconds",
-        "# EOF",
+        // No Accept header: the Prometheus text format, not OpenMetrics.
+        "# TYPE plumbline_agent_publishes_total counter",
     ] {
         assert!(body.contains(needle), "missing {needle}:\n{body}");
     }
